@@ -80,6 +80,11 @@ fn readiness_status_and_graceful_sigterm() {
     let spool = env.spool_writer(1 << 20);
     call(&spool, "s-1", now_ms() - 100_000, 5_000, Some(1), "4989");
     wait_for(60, "the CDR", || (env.count("1") == 1).then_some(()));
+    // The row is visible in the central table a moment before the daemon
+    // records the commit in its status file: wait for the status to say so.
+    wait_for(30, "the commit in the status file", || {
+        (env.status()["committed_total"] == 1).then_some(())
+    });
     let out = billing(&["status", "--json", "--config", env.config.to_str().unwrap()]);
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(out.status.code(), Some(0), "{v}");

@@ -104,6 +104,8 @@ pub const KNOWN: &[Known] = &[
 pub const HOOK_PROGRAMS: &[(&str, &str)] = &[
     ("/usr/libexec/flexvisor/db-promote", "db-failover"),
     ("/usr/libexec/flexvisor/db-demote", "db-failover"),
+    ("/usr/libexec/flexvisor/redis-promote", "db-failover"),
+    ("/usr/libexec/flexvisor/redis-demote", "db-failover"),
 ];
 
 /// Why a node's services cannot be provided.
@@ -462,18 +464,21 @@ fn internal_peer(n: &NodeConfig) -> Option<IpAddr> {
 }
 
 fn redis_file(n: &NodeConfig, m: &mut BTreeMap<String, String>) {
-    let db = n.role == RoleKind::Db;
+    // db pairs: the shared cache; proxy pairs: registrations and call
+    // state. Both replicate to the pair's standby.
+    let replicated = matches!(n.role, RoleKind::Db | RoleKind::Proxy);
     let mut c = format!(
         "# Generated from node.toml by flexvisor-image: {} (bay {}, role {}).\n",
         n.hostname,
         n.bay,
         n.role.as_str()
     );
-    if db {
-        // The pair's shared cache: reachable on the pair's address too, so
-        // bound to every address; the networks are the chassis' own.
-        // Every node starts as a master; the VRRP hooks (db-promote /
-        // db-demote) make the backup a replica of the master.
+    if replicated {
+        // Reachable by the pair's peer (and, on db nodes, on the pair's
+        // address), so bound to every address; the networks are the
+        // chassis' own. Every node starts as a master; the VRRP hooks
+        // (db-/redis-promote, db-/redis-demote) make the backup a replica
+        // of the master.
         c.push_str(
             "# Master or replica per VRRP state: the db-failover hooks switch it.\n\
              bind * -::*\nprotected-mode no\n\
@@ -693,7 +698,18 @@ mod tests {
         assert!(cnf.contains("read-only = ON") && cnf.contains("replicate-do-db = provisioning"));
         assert!(cnf.contains("bind-address = 127.0.0.1") && !cnf.contains("log-bin"));
         assert!(f["mariadb-init.sql"].contains("MASTER_HOST = '10.20.1.103'"));
-        assert!(f["redis.conf"].contains("bind 127.0.0.1"));
+        // Registrations and call state: the pair's standby replicates them.
+        let redis = &f["redis.conf"];
+        assert!(redis.contains("bind * -::*") && redis.contains("repl-diskless-sync-delay 0"));
+        let need = needs(&n).unwrap();
+        assert!(need.symlinks.contains(&(
+            "usr/libexec/flexvisor/redis-promote".into(),
+            "/usr/bin/db-failover".into()
+        )));
+        assert!(need.symlinks.contains(&(
+            "usr/libexec/flexvisor/redis-demote".into(),
+            "/usr/bin/db-failover".into()
+        )));
         let sp = &f["sip-proxy.toml"];
         assert!(sp.contains("record_route = \"10.20.1.13:5060\""), "{sp}");
         assert!(sp.contains("node = \"proxy1a\""), "{sp}");

@@ -26,7 +26,7 @@ pub mod target;
 
 use std::time::Duration;
 
-use report::{Log, Summary};
+use report::{Log, StoreOutcome, Summary};
 use target::Targets;
 
 /// Which transition to carry out.
@@ -45,6 +45,27 @@ impl Action {
             Action::Promote => "promote",
             Action::Demote => "demote",
         }
+    }
+}
+
+/// Which stores a transition acts on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Stores {
+    /// Redis and MariaDB (the db pair).
+    Both,
+    /// Redis only (the proxy pairs: registrations and call state).
+    Redis,
+    /// MariaDB only.
+    Mariadb,
+}
+
+impl Stores {
+    fn redis(self) -> bool {
+        self != Stores::Mariadb
+    }
+    fn mariadb(self) -> bool {
+        self != Stores::Redis
     }
 }
 
@@ -94,22 +115,46 @@ impl Default for Bounds {
     }
 }
 
-/// Carry out `action` on both stores and return what happened.
+/// Carry out `action` on the chosen stores and return what happened.
 ///
 /// Promote does Redis first (immediate) and then MariaDB (which may wait
 /// for replication to catch up). Demote does MariaDB first, so writes stop
 /// before anything else changes, then Redis. Each half runs whatever the
-/// other's outcome.
-pub async fn run(action: Action, t: &Targets, bounds: Bounds, log: &mut Log) -> Summary {
+/// other's outcome; a store not chosen is reported as `skipped`.
+pub async fn run(
+    action: Action,
+    t: &Targets,
+    stores: Stores,
+    bounds: Bounds,
+    log: &mut Log,
+) -> Summary {
+    let skipped =
+        |server: &dyn std::fmt::Display| StoreOutcome::done(server, "skipped", Vec::new());
     let (redis, mariadb) = match action {
         Action::Promote => {
-            let r = redis_role::promote(&t.redis, bounds, log).await;
-            let m = mariadb::promote(&t.mysql, bounds, log).await;
+            let r = if stores.redis() {
+                redis_role::promote(&t.redis, bounds, log).await
+            } else {
+                skipped(&t.redis)
+            };
+            let m = if stores.mariadb() {
+                mariadb::promote(&t.mysql, bounds, log).await
+            } else {
+                skipped(&t.mysql.endpoint)
+            };
             (r, m)
         }
         Action::Demote => {
-            let m = mariadb::demote(&t.mysql, bounds, log).await;
-            let r = redis_role::demote(&t.redis, &t.peer_redis, bounds, log).await;
+            let m = if stores.mariadb() {
+                mariadb::demote(&t.mysql, bounds, log).await
+            } else {
+                skipped(&t.mysql.endpoint)
+            };
+            let r = if stores.redis() {
+                redis_role::demote(&t.redis, &t.peer_redis, bounds, log).await
+            } else {
+                skipped(&t.redis)
+            };
             (r, m)
         }
     };

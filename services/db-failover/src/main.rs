@@ -8,7 +8,7 @@ use clap::{Parser, Subcommand};
 use db_failover::credentials::Credentials;
 use db_failover::report::Log;
 use db_failover::target::{self, Choices};
-use db_failover::{Action, Bounds};
+use db_failover::{Action, Bounds, Stores};
 
 /// Where flexvisor's node configuration is looked for, in order, when
 /// neither `--node-config` nor FLEXVISOR_NODE_CONFIG names it.
@@ -30,9 +30,12 @@ SQL thread has applied everything the peer wrote (bounded by --catchup-timeout),
 then SET GLOBAL read_only = OFF (verified).\n\
 demote: MariaDB SET GLOBAL read_only = ON (verified), then Redis REPLICAOF \
 <peer> <port> (verified: ROLE names the peer and the link comes up).\n\n\
-Both stores are always attempted; every step is one line on stderr. \
-Installed as /usr/libexec/flexvisor/db-promote and db-demote (links to this \
-binary), it acts as `promote` / `demote` without a subcommand.\n\n\
+Both stores are always attempted (unless --only names one); every step is \
+one line on stderr. Installed as /usr/libexec/flexvisor/db-promote and \
+db-demote (links to this binary), it acts as `promote` / `demote` without a \
+subcommand; as redis-promote and redis-demote (the proxy pairs' hooks: their \
+Redis holds registrations and call state), as `promote --only redis` / \
+`demote --only redis`.\n\n\
 Exit status: 0 done, 2 a store failed (the message names server and step), \
 3 nothing attempted (bad configuration or arguments)."
 )]
@@ -106,12 +109,16 @@ struct Opts {
     /// includes the master's repl-diskless-sync-delay, 5 s by default).
     #[arg(long, global = true, default_value_t = 20, value_name = "SECONDS")]
     link_timeout: u64,
+    /// Act on one store only (default: both). Proxy pairs use `redis`.
+    #[arg(long, global = true, value_enum, value_name = "STORE")]
+    only: Option<Stores>,
     /// Print a JSON summary on stdout.
     #[arg(long, global = true)]
     json: bool,
 }
 
-/// `db-promote ARGS` means `db-failover promote ARGS`.
+/// `db-promote ARGS` means `db-failover promote ARGS`; `redis-promote ARGS`
+/// means `db-failover promote --only redis ARGS`.
 fn args() -> Vec<String> {
     let mut args: Vec<String> = std::env::args().collect();
     let name = args
@@ -119,13 +126,15 @@ fn args() -> Vec<String> {
         .and_then(|a| Path::new(a).file_name())
         .and_then(|n| n.to_str())
         .unwrap_or("");
-    let implied = match name {
-        "db-promote" => Some("promote"),
-        "db-demote" => Some("demote"),
-        _ => None,
+    let implied: &[&str] = match name {
+        "db-promote" => &["promote"],
+        "db-demote" => &["demote"],
+        "redis-promote" => &["promote", "--only", "redis"],
+        "redis-demote" => &["demote", "--only", "redis"],
+        _ => &[],
     };
-    if let Some(cmd) = implied {
-        args.insert(1, cmd.to_owned());
+    for (i, a) in implied.iter().enumerate() {
+        args.insert(1 + i, (*a).to_owned());
     }
     args
 }
@@ -169,7 +178,8 @@ fn run(action: Action, o: &Opts) -> anyhow::Result<ExitCode> {
                 })?,
         };
         let node = target::load_node(&path)?;
-        let ip = target::peer_from_node(&node, &path)?;
+        let redis_only = o.only == Some(Stores::Redis);
+        let ip = target::peer_from_node(&node, &path, redis_only)?;
         secrets_default = Some(PathBuf::from(&node.secrets));
         Some((
             ip,
@@ -207,7 +217,13 @@ fn run(action: Action, o: &Opts) -> anyhow::Result<ExitCode> {
         targets.peer_host,
         targets.peer_source
     );
-    let summary = rt.block_on(db_failover::run(action, &targets, bounds, &mut log));
+    let summary = rt.block_on(db_failover::run(
+        action,
+        &targets,
+        o.only.unwrap_or(Stores::Both),
+        bounds,
+        &mut log,
+    ));
     if o.json {
         println!("{}", serde_json::to_string_pretty(&summary)?);
     }

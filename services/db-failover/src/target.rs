@@ -31,7 +31,7 @@ pub enum TargetError {
         #[source]
         source: Box<toml::de::Error>,
     },
-    #[error("node configuration {path}: role is `{role}`; db-failover acts only on db nodes")]
+    #[error("node configuration {path}: role is `{role}`; db-failover acts on db nodes, and with `--only redis` on proxy nodes")]
     NotDb { path: PathBuf, role: String },
     #[error(
         "node configuration {path}: pair peer {peer} has no address on network `{network}` \
@@ -115,9 +115,16 @@ pub struct Choices {
     pub mysql_port: u16,
 }
 
-/// The peer's address on the db pair's network, from a node configuration.
-pub fn peer_from_node(node: &NodeConfig, path: &Path) -> Result<IpAddr, TargetError> {
-    if node.role != RoleKind::Db {
+/// The peer's address on the pair's network, from a node configuration.
+/// `redis_only`: only the Redis half runs, which proxy pairs use too (their
+/// Redis holds registrations and call state, replicated to the standby).
+pub fn peer_from_node(
+    node: &NodeConfig,
+    path: &Path,
+    redis_only: bool,
+) -> Result<IpAddr, TargetError> {
+    let allowed = node.role == RoleKind::Db || (redis_only && node.role == RoleKind::Proxy);
+    if !allowed {
         return Err(TargetError::NotDb {
             path: path.to_path_buf(),
             role: node.role.as_str().to_owned(),
@@ -231,7 +238,7 @@ mod tests {
     #[test]
     fn db_node_names_its_peer_on_the_vip_network() {
         let n = profile_node(db_bay());
-        let peer = peer_from_node(&n, Path::new("n.toml")).unwrap();
+        let peer = peer_from_node(&n, Path::new("n.toml"), false).unwrap();
         let net = n.vips.first().map(|v| v.network.clone()).unwrap();
         assert_eq!(Some(&peer), n.pair.peer.addresses.get(&net));
         assert_ne!(n.hostname, n.pair.peer.hostname);
@@ -241,17 +248,24 @@ mod tests {
     fn non_db_node_is_refused_with_its_role() {
         let mut n = profile_node(db_bay());
         n.role = RoleKind::Proxy;
-        let e = peer_from_node(&n, Path::new("/x/n.toml"))
+        let e = peer_from_node(&n, Path::new("/x/n.toml"), false)
             .unwrap_err()
             .to_string();
         assert!(e.contains("/x/n.toml") && e.contains("`proxy`"), "{e}");
+        // A proxy pair replicates its Redis: `--only redis` acts on it.
+        assert!(peer_from_node(&n, Path::new("/x/n.toml"), true).is_ok());
+        n.role = RoleKind::Web;
+        let e = peer_from_node(&n, Path::new("/x/n.toml"), true)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("`web`"), "{e}");
     }
 
     #[test]
     fn missing_peer_address_lists_what_the_peer_has() {
         let mut n = profile_node(db_bay());
         n.pair.peer.addresses.remove("internal");
-        let e = peer_from_node(&n, Path::new("n.toml"))
+        let e = peer_from_node(&n, Path::new("n.toml"), false)
             .unwrap_err()
             .to_string();
         assert!(e.contains("`internal`") && e.contains("management"), "{e}");

@@ -212,6 +212,10 @@ pub struct Supervisor {
     /// seconds, while e.g. MariaDB may still be initialising its datadir;
     /// the hook acts on those services, so it waits for them.
     deferred_hook: Option<Role>,
+    /// The node is master but its `active_services` wait for the master
+    /// hook to end: a promote makes the stores they write to writable
+    /// (a Redis replica refuses writes), so they start after it.
+    active_held: bool,
     mode: Mode,
     announced: bool,
     started: Instant,
@@ -327,6 +331,7 @@ impl Supervisor {
             master: opts.master,
             role_set: false,
             deferred_hook: None,
+            active_held: false,
             opts,
             config: config.clone(),
             svcs: BTreeMap::new(),
@@ -406,7 +411,7 @@ impl Supervisor {
         self.svcs.insert(
             name,
             Svc {
-                wanted: !active_only || self.master,
+                wanted: !active_only || (self.master && !self.active_held),
                 active_only,
                 removed: false,
                 life: Lifecycle::new(),
@@ -897,8 +902,11 @@ impl Supervisor {
         }
         self.role_set = true;
         self.master = master;
-        for s in self.svcs.values_mut().filter(|s| s.active_only) {
-            s.wanted = master;
+        self.active_held = false;
+        if !master {
+            for s in self.svcs.values_mut().filter(|s| s.active_only) {
+                s.wanted = false;
+            }
         }
         self.emit(
             "supervisor",
@@ -911,6 +919,60 @@ impl Supervisor {
         } else {
             // Only the latest role matters once the services are up.
             self.deferred_hook = Some(role);
+        }
+        if master {
+            if self.master_hook_outstanding() && self.svcs.values().any(|s| s.active_only) {
+                self.active_held = true;
+                self.emit(
+                    "supervisor",
+                    None,
+                    "active services wait for the master hook".into(),
+                );
+            } else {
+                self.want_active();
+            }
+        }
+    }
+
+    /// Whether the master hook has yet to run or to end (held back until
+    /// ready, running, or queued behind a running backup hook).
+    fn master_hook_outstanding(&self) -> bool {
+        let has_hook = self
+            .hook_set()
+            .is_some_and(|h| h.command(Role::Master).is_some());
+        has_hook
+            && (self.deferred_hook == Some(Role::Master)
+                || self
+                    .hooks
+                    .running
+                    .as_ref()
+                    .is_some_and(|r| r.role == Role::Master)
+                || self.hooks.pending == Some(Role::Master))
+    }
+
+    /// The master's `active_services` become wanted.
+    fn want_active(&mut self) {
+        for s in self
+            .svcs
+            .values_mut()
+            .filter(|s| s.active_only && !s.removed)
+        {
+            s.wanted = true;
+        }
+    }
+
+    /// Start the held `active_services` once the master hook has ended
+    /// (whatever its outcome: a failed promote is reported loudly, and the
+    /// node holds the shared address, so it serves as well as it can).
+    fn release_active(&mut self) {
+        if self.active_held && self.master && !self.master_hook_outstanding() {
+            self.active_held = false;
+            self.want_active();
+            self.emit(
+                "supervisor",
+                None,
+                "master hook ended; starting active services".into(),
+            );
         }
     }
 
@@ -956,6 +1018,7 @@ impl Supervisor {
                 }
             }
         }
+        self.release_active();
     }
 
     /// Start a hook: `/bin/sh -c COMMAND` in its own session and process
@@ -1184,7 +1247,7 @@ impl Supervisor {
         if active_changed {
             for (n, s) in &mut self.svcs {
                 s.active_only = new.active.contains(n);
-                s.wanted = !s.removed && (!s.active_only || self.master);
+                s.wanted = !s.removed && (!s.active_only || (self.master && !self.active_held));
             }
         }
         if let Some(node) = vips_changed {
@@ -1265,7 +1328,8 @@ impl Supervisor {
                     Kind::Oneshot => "oneshot".into(),
                 },
                 active_only: s.active_only,
-                wanted: s.wanted,
+                // Held for the master hook: wanted, and shown waiting.
+                wanted: s.wanted || (self.active_held && s.active_only && !s.removed),
                 health: if s.probes.is_empty() {
                     None
                 } else {
@@ -1276,7 +1340,9 @@ impl Supervisor {
                 },
                 status: s.status_text.clone(),
                 last_exit: s.life.last_exit.clone(),
-                waiting_for: if s.wanted && s.life.phase == Phase::Down {
+                waiting_for: if self.active_held && s.active_only && !s.removed {
+                    Some("the master hook".to_owned())
+                } else if s.wanted && s.life.phase == Phase::Down {
                     s.waiting_for.clone()
                 } else {
                     None

@@ -22,6 +22,18 @@ fn free_port() -> u16 {
 /// A node (bay 7 of the 50k profile) with these hooks, its services
 /// defined as sleepers, launched without VRRP (roles via `Op::Active`).
 fn launch(master: &str, backup: &str, timeout_s: u32, health: bool) -> (Sup, chassis::NodeConfig) {
+    launch_with(master, backup, timeout_s, health, SLEEP)
+}
+
+/// As [`launch`], the `active_services` defined as `active` (`{dir}` is
+/// the test's directory).
+fn launch_with(
+    master: &str,
+    backup: &str,
+    timeout_s: u32,
+    health: bool,
+    active: &str,
+) -> (Sup, chassis::NodeConfig) {
     // Built before flexvisor starts, so no hook times out during the build.
     flexctl_bin();
     let sup = Sup::prepare(&[]);
@@ -35,8 +47,13 @@ fn launch(master: &str, backup: &str, timeout_s: u32, health: bool) -> (Sup, cha
         timeout_s,
     });
     n.health.metrics_port = free_port();
-    for s in n.services.iter().chain(&n.active_services) {
-        sup.write_service(s, SLEEP);
+    for s in &n.services {
+        let def = if n.active_services.contains(s) {
+            active.replace("{dir}", &d)
+        } else {
+            SLEEP.to_owned()
+        };
+        sup.write_service(s, &def);
     }
     let cfg = sup.path("node.toml");
     std::fs::write(&cfg, toml::to_string(&n).unwrap()).unwrap();
@@ -287,4 +304,56 @@ fn a_transition_waits_for_the_running_hook() {
     );
     let st = sup.wait_until("no hook running", |st| st.hooks.running.is_none());
     assert!(st.hooks.failure.is_none() && st.hooks.pending.is_none());
+}
+
+#[test]
+fn active_services_start_once_the_master_hook_has_ended() {
+    // Each active service notes whether the promote had finished when it
+    // started (a Redis replica refuses writes until promoted).
+    let active = "command = \"/bin/sh\"\nargs = [\"-c\", \"if test -e {dir}/promoted; \
+                  then echo after; else echo before; fi >> {dir}/starts; exec sleep 100000\"]\n";
+    let (sup, n) = launch_with("{dir}/promote", "true", 30, false, active);
+    assert!(!n.active_services.is_empty());
+    script(&sup, "promote", "sleep 2\n: > {dir}/promoted");
+    assert_eq!(read(&sup, "starts"), "", "active services ran on a backup");
+
+    sup.call(Op::Active { master: true }).unwrap();
+    // While the promote runs, the operator sees why they are down.
+    let st = sup.wait_until("the master hook running", |st| st.hooks.running.is_some());
+    for name in &n.active_services {
+        let s = st.services.iter().find(|s| &s.name == name).unwrap();
+        assert_eq!(
+            (s.state.as_str(), s.waiting_for.as_deref()),
+            ("down", Some("the master hook")),
+            "{s:?}"
+        );
+    }
+    wait_for("every active service started", || {
+        read(&sup, "starts").lines().count() == n.active_services.len()
+    });
+    assert!(
+        read(&sup, "starts").lines().all(|l| l == "after"),
+        "an active service started before the promote ended: {:?}",
+        read(&sup, "starts")
+    );
+    sup.wait_console("flexvisor: master hook ended; starting active services");
+
+    // Backup: they stop; master again with the promote failing: they
+    // start anyway once it has ended (the failure is reported).
+    sup.call(Op::Active { master: false }).unwrap();
+    sup.wait_until("active services stopped", |st| {
+        st.services
+            .iter()
+            .filter(|s| s.active_only)
+            .all(|s| s.state == "down")
+    });
+    script(&sup, "promote", "sleep 1\nexit 1");
+    sup.call(Op::Active { master: true }).unwrap();
+    let st = sup.wait_until("active services ready after a failed promote", |st| {
+        st.services
+            .iter()
+            .filter(|s| s.active_only)
+            .all(|s| s.state == "ready")
+    });
+    assert!(st.hooks.failure.is_some(), "{:?}", st.hooks);
 }

@@ -15,7 +15,7 @@ use flexvisor_image::qemu::{BootSpec, Vm};
 #[test]
 fn proxy_image_boots_to_ready_with_its_services() {
     let tmp = common::TempDir::new("proxy-boot");
-    let bins = common::static_bins_with(&["sip-proxy", "media-relay", "billing"]);
+    let bins = common::static_bins_with(&["sip-proxy", "media-relay", "billing", "db-failover"]);
     let mut opts = flexvisor_image::Options::new(bins.join("flexvisor"));
     opts.epoch = 1_700_000_000;
     opts.secrets = Some(common::secrets_file(tmp.path()));
@@ -58,6 +58,14 @@ fn proxy_image_boots_to_ready_with_its_services() {
         );
     }
     assert!(console.contains("flexvisor: now master"), "never master");
+    // The pair's Redis was promoted before the active services started.
+    let promoted = console
+        .find("hook redis-promote succeeded")
+        .expect("redis-promote succeeded");
+    let released = console
+        .find("flexvisor: master hook ended; starting active services")
+        .expect("active services released after the master hook");
+    assert!(promoted < released, "{console}");
 
     vm.qmp("system_powerdown").expect("QMP system_powerdown");
     let status = vm

@@ -204,15 +204,35 @@ impl Cache {
         let deb = match self.cached_deb(name)? {
             Some(d) => d,
             None => {
+                // Downloaded into a directory of this process, then moved
+                // in: a build running beside this one never sees half a
+                // file (and both may download: the rename is atomic).
+                let part = apt.join(format!(".part-{}-{name}", unique()));
+                let _ = std::fs::remove_dir_all(&part);
+                self.mkdir(&part)?;
                 let out = Command::new("apt-get")
                     .args(["download", "-q", name])
-                    .current_dir(&apt)
+                    .current_dir(&part)
                     .output()
                     .map_err(|source| PackageError::Tool {
                         tool: "apt-get".into(),
                         package: "apt",
                         source,
-                    })?;
+                    });
+                let moved = out.as_ref().ok().filter(|o| o.status.success()).map(|_| {
+                    std::fs::read_dir(&part)
+                        .into_iter()
+                        .flatten()
+                        .filter_map(|e| e.ok())
+                        .map(|e| e.file_name())
+                        .filter(|f| f.to_string_lossy().ends_with(".deb"))
+                        .try_for_each(|f| std::fs::rename(part.join(&f), apt.join(&f)))
+                });
+                let _ = std::fs::remove_dir_all(&part);
+                let out = out?;
+                if let Some(Err(source)) = moved {
+                    return Err(PackageError::Io { path: apt, source });
+                }
                 match self.cached_deb(name)? {
                     Some(d) if out.status.success() => d,
                     _ => {
@@ -227,10 +247,10 @@ impl Cache {
         };
         let tree = self.root.join("extract").join(deb.trim_end_matches(".deb"));
         if !tree.is_dir() {
-            let tmp =
-                self.root
-                    .join("extract")
-                    .join(format!(".tmp-{}-{}", std::process::id(), name));
+            let tmp = self
+                .root
+                .join("extract")
+                .join(format!(".tmp-{}-{}", unique(), name));
             let _ = std::fs::remove_dir_all(&tmp);
             self.mkdir(&tmp)?;
             let out = Command::new("dpkg-deb")
@@ -250,10 +270,17 @@ impl Cache {
                     stderr: String::from_utf8_lossy(&out.stderr).trim().to_owned(),
                 });
             }
-            std::fs::rename(&tmp, &tree).map_err(|source| PackageError::Io {
-                path: tree.clone(),
-                source,
-            })?;
+            if let Err(source) = std::fs::rename(&tmp, &tree) {
+                let _ = std::fs::remove_dir_all(&tmp);
+                // A build beside this one extracted the same package first:
+                // its tree is as good as ours.
+                if !tree.is_dir() {
+                    return Err(PackageError::Io {
+                        path: tree.clone(),
+                        source,
+                    });
+                }
+            }
         }
         Ok(Package {
             name: name.into(),
@@ -261,4 +288,11 @@ impl Cache {
             tree,
         })
     }
+}
+
+/// A name part no other build (process or thread) uses at the same time.
+fn unique() -> String {
+    static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    format!("{}.{n}", std::process::id())
 }

@@ -1345,7 +1345,7 @@ fn call_flow(
         rr.join(" ")
     ));
     ctx.step(&format!(
-        "media: the answer's SDP sends RTP to {media_to} directly: the image's sip-proxy engages no media relay, so media never crossed the proxy; media continuity is not asserted (media-relay keeps its sessions in the node's local Redis, which the standby does not have)"
+        "media: the answer's SDP sends RTP to {media_to} directly: the image's sip-proxy engages no media relay, so media never crossed the proxy; media continuity is not asserted here (media-relay's sessions are in the pair's Redis, which the standby replicates)"
     ));
 
     let f = cut_active_proxy(ctx, p, proxy_master, probe, sip.entry)?;
@@ -1414,7 +1414,7 @@ fn call_flow(
         BOB.0, f.standby, ALICE.0, BOB.0
     ));
     gaps.push(format!(
-        "registrations made on {} are unknown to {}: a new call to {} failed until it registered again ({lost}); the image's sip-proxy.toml keeps the location service in the node's local Redis (redis_url = redis://127.0.0.1:6379/), which is not replicated to the pair partner, instead of the db pair's shared Redis ({}:6379)",
+        "registrations made on {} are unknown to {}: a new call to {} failed until it registered again ({lost}); the pair's Redis (redis-demote makes the standby a replica) did not carry them (db pair's shared Redis at {}:6379)",
         f.cut, f.standby, BOB.0, p.db_vip
     ));
     Ok(())

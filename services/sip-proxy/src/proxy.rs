@@ -1473,7 +1473,9 @@ impl Proxy {
         if resp.status >= 200
             && resp.status < 300
             && !held
-            && uri_addr(&Uri::sip(via.host.clone(), via.port)) == Some(self.local)
+            // Our Via names the Record-Route address when listening on
+            // every address (a pair's shared address after a takeover).
+            && self.is_own(&Uri::sip(via.host.clone(), via.port))
         {
             let mut r = resp;
             r.headers.remove_first(&HeaderName::Via);

@@ -50,6 +50,11 @@ struct Cli {
     /// Seconds a node may take from power on to ready.
     #[arg(long, default_value_t = 300)]
     boot_timeout: u64,
+    /// Build and boot a chassis for every scenario. By default a scenario
+    /// whose nodes are all in the chassis the previous one left running
+    /// (after a PASS) runs on it.
+    #[arg(long)]
+    fresh: bool,
     #[command(subcommand)]
     helper: Option<Helper>,
 }
@@ -168,16 +173,20 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
         memory_mib: cli.memory,
         accel: "tcg".into(),
         boot_timeout: Duration::from_secs(cli.boot_timeout),
+        fresh: cli.fresh,
     };
     let t0 = Instant::now();
     let mut results = Vec::new();
+    let mut shared = None;
     for s in chosen {
         let mut progress = |line: &str| {
             println!("{line}");
             let _ = std::io::stdout().flush();
         };
-        results.push(scenario::run(&cfg, s, &mut progress));
+        results.push(scenario::run(&cfg, s, &mut progress, &mut shared));
     }
+    // The last chassis powers off before the table.
+    drop(shared);
     let report = RunReport {
         profile: profile.display().to_string(),
         scenarios: results,

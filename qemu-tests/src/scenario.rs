@@ -7,6 +7,12 @@
 //! never as a pass. Who holds a shared address is read from the wire: the
 //! fabrics record every VRRP advertisement and ARP announcement (like the
 //! upstream router sees them), so no guest cooperation is needed for it.
+//!
+//! Several scenarios in one run share one chassis: a scenario whose nodes
+//! are all in the chassis the previous one left running (after a PASS)
+//! runs on it instead of building and booting its own ([`Shared`]); nodes
+//! a scenario left powered off are powered on again first. `--fresh` gives
+//! every scenario its own chassis.
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -60,6 +66,28 @@ pub struct RunConfig {
     pub accel: String,
     /// How long a node may take from power on to ready under TCG.
     pub boot_timeout: Duration,
+    /// Boot a chassis for every scenario instead of sharing one.
+    pub fresh: bool,
+}
+
+/// A running chassis handed from one scenario to the next.
+pub struct Shared {
+    chassis: Chassis,
+    missing: Option<String>,
+    boot_marks: std::collections::BTreeMap<String, u64>,
+    /// The scenario that booted it.
+    booted_by: &'static str,
+    /// Where its consoles, disks and QMP logs are.
+    dir: PathBuf,
+}
+
+impl std::fmt::Debug for Shared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shared")
+            .field("booted_by", &self.booted_by)
+            .field("dir", &self.dir)
+            .finish()
+    }
 }
 
 /// A scenario: name, what it shows, and its body.
@@ -159,6 +187,11 @@ pub struct Ctx<'a> {
     missing: Option<String>,
     /// Per node, the console offset of its latest power on.
     boot_marks: std::collections::BTreeMap<String, u64>,
+    /// The chassis the previous scenario left running, on offer.
+    offered: Option<Shared>,
+    /// This scenario runs on a chassis another one booted: (that
+    /// scenario, its directory).
+    reused: Option<(&'static str, PathBuf)>,
 }
 
 impl std::fmt::Debug for Ctx<'_> {
@@ -218,6 +251,30 @@ impl Ctx<'_> {
             if wanted {
                 configs.push(n);
             }
+        }
+        if let Some(sh) = self.offered.take() {
+            let has_all = configs
+                .iter()
+                .all(|c| sh.chassis.nodes.iter().any(|n| n.name() == c.hostname));
+            if has_all {
+                std::fs::create_dir_all(&self.run_dir)?;
+                self.step(&format!(
+                    "on the running chassis of {} ({} node(s); consoles in {})",
+                    sh.booted_by,
+                    sh.chassis.nodes.len(),
+                    sh.dir.display()
+                ));
+                self.chassis = Some(sh.chassis);
+                self.missing = sh.missing;
+                self.boot_marks = sh.boot_marks;
+                self.reused = Some((sh.booted_by, sh.dir));
+                return Ok(());
+            }
+            self.step(&format!(
+                "powering off the chassis of {}: this scenario needs other nodes",
+                sh.booted_by
+            ));
+            drop(sh);
         }
         let bays: Vec<u32> = configs.iter().map(|c| c.bay).collect();
         let t_img = Instant::now();
@@ -305,7 +362,74 @@ impl Ctx<'_> {
         if let Err(Missing(m)) = boots {
             self.missing = Some(format!("node images: {m}"));
         }
+        let grown = grow_mariadb_disks(self)?;
+        if !grown.is_empty() {
+            self.step(&format!(
+                "disks of the MariaDB nodes grown to {} MiB before power on: {}",
+                MARIADB_DISK >> 20,
+                grown.join(", ")
+            ));
+        }
         Ok(())
+    }
+
+    /// On a shared chassis: power on again the nodes a scenario before
+    /// left off, and wait for them to be ready.
+    fn restore(&mut self) -> Result<(), Step> {
+        let off: Vec<String> = self
+            .chassis()?
+            .nodes
+            .iter()
+            .filter(|n| !n.running())
+            .map(|n| n.name().to_owned())
+            .collect();
+        if off.is_empty() {
+            let n = self.chassis()?.nodes.len();
+            self.step(&format!("all {n} node(s) running"));
+            return Ok(());
+        }
+        let t0 = Instant::now();
+        let timeout = self.cfg.boot_timeout;
+        for name in &off {
+            let node = self.chassis()?.node_mut(name)?;
+            let mark = node.console.mark();
+            if node.bmc().is_some() {
+                node.bmc_power("on")?;
+            } else {
+                node.insert()?;
+            }
+            self.boot_marks.insert(name.clone(), mark);
+        }
+        self.step(&format!(
+            "powered on {} again (left off by the scenario before)",
+            off.join(", ")
+        ));
+        for name in &off {
+            let mark = self.boot_marks.get(name).copied().unwrap_or(0);
+            let left = timeout
+                .saturating_sub(t0.elapsed())
+                .max(Duration::from_secs(1));
+            self.chassis()?
+                .node_by_name(name)?
+                .console
+                .wait_for_text(mark, READY_MARKER, left)
+                .map_err(|e| Step::Fail(format!("{name} after power on: {e}")))?;
+        }
+        self.step(&format!(
+            "{} ready again after {:.1}s",
+            off.join(", "),
+            t0.elapsed().as_secs_f64()
+        ));
+        Ok(())
+    }
+
+    /// The pair a scenario is about (its own `pairs`, else `--pairs`), when
+    /// it runs on a chassis with more nodes.
+    fn focus_pair(&self) -> Option<String> {
+        self.scenario
+            .pairs
+            .and_then(|p| p.first().map(|s| (*s).to_owned()))
+            .or_else(|| self.cfg.pairs.as_ref().and_then(|p| p.first().cloned()))
     }
 
     /// BLOCKED unless the node images are there.
@@ -319,6 +443,9 @@ impl Ctx<'_> {
     /// Power on every node and wait for each to be ready.
     pub(crate) fn boot_all(&mut self) -> Result<(), Step> {
         self.need_images()?;
+        if self.reused.is_some() {
+            return self.restore();
+        }
         let t0 = Instant::now();
         let timeout = self.cfg.boot_timeout;
         let names: Vec<String> = self
@@ -639,6 +766,38 @@ impl Ctx<'_> {
     }
 }
 
+/// Disk size of the nodes that run MariaDB, as `flexvisor-image`'s own qemu
+/// runner gives them (image/src/qemu.rs): an image-sized data mirror is too
+/// small for mariadbd.
+pub const MARIADB_DISK: u64 = 1 << 30;
+
+/// Grow both disks of every node running MariaDB to [`MARIADB_DISK`]
+/// (sparse) before its first power on; returns the nodes. The harness
+/// sizes disk0 like the image, and the data mirror the image grows over
+/// it at first boot is then too small for MariaDB's datadir (mariadbd
+/// exits 1 in a crash loop on db and proxy nodes).
+fn grow_mariadb_disks(ctx: &mut Ctx) -> Result<Vec<String>, Step> {
+    let mut grown = Vec::new();
+    for n in &ctx.chassis()?.nodes {
+        if !n.config.services.iter().any(|s| s == "mariadb") {
+            continue;
+        }
+        for d in &n.spec.disks {
+            let f = std::fs::OpenOptions::new()
+                .write(true)
+                .open(&d.file)
+                .map_err(|e| Step::Fail(format!("{}: {e}", d.file.display())))?;
+            let len = f.metadata()?.len();
+            if len < MARIADB_DISK {
+                f.set_len(MARIADB_DISK)
+                    .map_err(|e| Step::Fail(format!("{}: {e}", d.file.display())))?;
+            }
+        }
+        grown.push(n.name().to_owned());
+    }
+    Ok(grown)
+}
+
 /// The state change in a flexvisor VRRP console line
 /// (`flexvisor: lb1-internal Backup -> Master (priority 150): cause`).
 pub fn vrrp_transition(line: &str) -> Option<&str> {
@@ -682,10 +841,14 @@ pub fn service_names(report: &serde_json::Value) -> Vec<String> {
 }
 
 /// Run one scenario; progress lines go to `progress`.
+/// Run one scenario. `shared`: the chassis the previous scenario left
+/// running, taken when this one's nodes are all in it; on a PASS this
+/// scenario's chassis is left there for the next one.
 pub fn run(
     cfg: &RunConfig,
     scenario: &'static Scenario,
     progress: &mut dyn FnMut(&str),
+    shared: &mut Option<Shared>,
 ) -> ScenarioResult {
     let started = Instant::now();
     let run_dir = cfg.out_dir.join(scenario.name);
@@ -700,14 +863,34 @@ pub fn run(
         chassis: None,
         missing: None,
         boot_marks: std::collections::BTreeMap::new(),
+        offered: if cfg.fresh { None } else { shared.take() },
+        reused: None,
     };
+    // With --fresh nothing is offered: the one left over powers off now.
+    *shared = None;
     ctx.step(&format!("start ({})", scenario.about));
     let outcome = match (scenario.body)(&mut ctx) {
         Ok(o) => o,
         Err(Step::Fail(m)) => Outcome::Fail(m),
         Err(Step::Blocked(m)) => Outcome::Blocked(m),
     };
-    ctx.chassis = None; // power everything off before timing ends
+    // A chassis after a PASS stays up for the next scenario; otherwise
+    // everything is powered off before timing ends.
+    let keep = !cfg.fresh && matches!(outcome, Outcome::Pass);
+    let left = ctx.chassis.take().filter(|_| keep).map(|chassis| {
+        let (booted_by, dir) = ctx
+            .reused
+            .clone()
+            .unwrap_or((scenario.name, run_dir.clone()));
+        Shared {
+            chassis,
+            missing: ctx.missing.clone(),
+            boot_marks: ctx.boot_marks.clone(),
+            booted_by,
+            dir,
+        }
+    });
+    *shared = left;
     let label = format!(
         "{}{}",
         outcome.label(),
@@ -920,7 +1103,16 @@ fn disk_failure(ctx: &mut Ctx) -> Result<Outcome, Step> {
     ctx.boot_all()?;
     let before = ctx.masters()?;
     ctx.health_everywhere("OK")?;
-    let victim = before.first().map(|(_, m)| m.clone()).unwrap_or_default();
+    // The master of the scenario's pair (on a shared chassis there are more).
+    let focus_vrid = match ctx.focus_pair() {
+        Some(p) => pair_vips(ctx, &p)?.first().map(|v| v.vrid),
+        None => None,
+    };
+    let victim = before
+        .iter()
+        .find(|(v, _)| focus_vrid.is_none_or(|f| f == *v))
+        .map(|(_, m)| m.clone())
+        .unwrap_or_default();
     let console = ctx.chassis()?.node_by_name(&victim)?.console.clone();
     let mark = console.mark();
     ctx.step(&format!(
@@ -1186,10 +1378,13 @@ fn psu_failure(ctx: &mut Ctx) -> Result<Outcome, Step> {
 fn split_brain(ctx: &mut Ctx) -> Result<Outcome, Step> {
     ctx.bring_up()?;
     ctx.boot_all()?;
+    // The scenario's pair (on a shared chassis there are more nodes).
+    let focus = ctx.focus_pair();
     let names: Vec<String> = ctx
         .chassis()?
         .nodes
         .iter()
+        .filter(|n| focus.as_ref().is_none_or(|p| &n.config.pair.name == p))
         .map(|n| n.name().to_owned())
         .collect();
     let [a, b] = names.as_slice() else {
@@ -1197,15 +1392,17 @@ fn split_brain(ctx: &mut Ctx) -> Result<Outcome, Step> {
             "split brain needs one pair, got {names:?}"
         )));
     };
+    let pair_name = ctx.chassis()?.node_by_name(a)?.config.pair.name.clone();
+    let pair_vrids: Vec<u8> = pair_vips(ctx, &pair_name)?.iter().map(|v| v.vrid).collect();
     let before = ctx.masters()?;
     let t0 = Instant::now();
     ctx.chassis()?.partition(a, b, true);
     ctx.step(&format!("cut every path between {a} and {b}"));
     let ch = ctx.chassis()?;
     let both = crate::proc::poll(SETTLE, || {
-        before
+        pair_vrids
             .iter()
-            .all(|(v, _)| ch.fabrics.advertisers(*v, t0).len() == 2)
+            .all(|v| ch.fabrics.advertisers(*v, t0).len() == 2)
             .then(|| t0.elapsed())
     })
     .ok_or_else(|| {
@@ -1223,7 +1420,13 @@ fn split_brain(ctx: &mut Ctx) -> Result<Outcome, Step> {
     let m = ctx.elect(&before, SETTLE)?;
     ctx.step(&format!("one master per VRID afterwards, as before: {m:?}"));
     let ch = ctx.chassis()?;
-    let vips: Vec<std::net::IpAddr> = ch.nodes[0].config.vips.iter().map(|v| v.address).collect();
+    let vips: Vec<std::net::IpAddr> = ch
+        .node_by_name(a)?
+        .config
+        .vips
+        .iter()
+        .map(|v| v.address)
+        .collect();
     let announced: Vec<std::net::IpAddr> = ch
         .fabrics
         .seen_since(Some(healed))

@@ -47,37 +47,6 @@ const BOB: (&str, &str, u16) = ("bob", "fvq-bob-pw", 5072);
 /// How long one sipp phone may take for its whole scenario.
 const PHONE_TIMEOUT: Duration = Duration::from_secs(300);
 
-/// Disk size of the nodes that run MariaDB, as `flexvisor-image`'s own qemu
-/// runner gives them (image/src/qemu.rs).
-const MARIADB_DISK: u64 = 1 << 30;
-
-/// Grow both disks of every node running MariaDB to [`MARIADB_DISK`]
-/// (sparse) before its first power on; returns the nodes. The harness
-/// sizes disk0 like the image, and the data mirror the image grows over
-/// it at first boot is then too small for MariaDB's datadir (mariadbd
-/// exits 1 in a crash loop on db and proxy nodes).
-fn grow_mariadb_disks(ctx: &mut Ctx) -> Result<Vec<String>, Step> {
-    let mut grown = Vec::new();
-    for n in &ctx.chassis()?.nodes {
-        if !n.config.services.iter().any(|s| s == "mariadb") {
-            continue;
-        }
-        for d in &n.spec.disks {
-            let f = std::fs::OpenOptions::new()
-                .write(true)
-                .open(&d.file)
-                .map_err(|e| Step::Fail(format!("{}: {e}", d.file.display())))?;
-            let len = f.metadata()?.len();
-            if len < MARIADB_DISK {
-                f.set_len(MARIADB_DISK)
-                    .map_err(|e| Step::Fail(format!("{}: {e}", d.file.display())))?;
-            }
-        }
-        grown.push(n.name().to_owned());
-    }
-    Ok(grown)
-}
-
 /// Addresses of the SIP path, read from the node configurations.
 #[derive(Debug, Clone)]
 struct Path7 {
@@ -1127,12 +1096,6 @@ fn cut_active_proxy(
 pub fn sip_call_failover(ctx: &mut Ctx) -> Result<Outcome, Step> {
     crate::proc::require("sipp", "sip-tester")?;
     ctx.bring_up()?;
-    let grown = grow_mariadb_disks(ctx)?;
-    ctx.step(&format!(
-        "disks of the MariaDB nodes grown to {} MiB before power on: {}",
-        MARIADB_DISK >> 20,
-        grown.join(", ")
-    ));
     ctx.boot_all()?;
     let masters = ctx.masters()?;
     ctx.step(&format!("one master per VRID: {masters:?}"));

@@ -55,10 +55,11 @@ pub fn scenario(name: &str) -> (ScenarioResult, tempfile::TempDir) {
         memory_mib: 384,
         accel: "tcg".into(),
         boot_timeout: Duration::from_secs(600),
+        fresh: true,
     };
     let s = scenario::find(name).expect("scenario exists");
     // Straight to stderr (not `eprintln!`, which the test harness
     // captures): progress shows while the scenario runs, in CI too.
-    let r = scenario::run(&cfg, s, &mut |l| say(l));
+    let r = scenario::run(&cfg, s, &mut |l| say(l), &mut None);
     (r, out)
 }

@@ -42,6 +42,9 @@ pub trait Subsystem {
     /// The services' states, offered just before a due [`Subsystem::on_tick`]
     /// (the health monitor turns them into its `services` verdict).
     fn on_services(&mut self, _services: &[ServiceStatus]) {}
+    /// A role hook ran to success (VRRP releases held preemption after the
+    /// first backup hook: the node's stores are copies of the master's).
+    fn on_hook_succeeded(&mut self, _role: crate::hooks::Role, _cx: &mut SubsystemCtx) {}
     /// Orderly shutdown begins, before any service is stopped (VRRP sends
     /// priority 0 here so the standby takes over at once). May block briefly.
     fn on_shutdown(&mut self, _cx: &mut SubsystemCtx) {}

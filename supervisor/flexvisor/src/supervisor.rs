@@ -1884,11 +1884,26 @@ impl Supervisor {
                     if self.hook_pid == Some(r.pid) {
                         self.hook_pid = None;
                     }
+                    let ran = self.hooks.running.as_ref().map(|h| h.role);
                     self.feed_hook(HookEvent::Ended {
                         success: r.exit.success,
                         description: r.exit.description,
                         last_output,
                     });
+                    let succeeded = self
+                        .hooks
+                        .last
+                        .as_ref()
+                        .filter(|f| f.ok && ran == Some(f.role))
+                        .map(|f| f.role);
+                    if let Some(role) = succeeded {
+                        for k in 0..self.subsystems.len() {
+                            let mut cx = SubsystemCtx::default();
+                            self.subsystems[k].on_hook_succeeded(role, &mut cx);
+                            let nm = self.subsystems[k].name().to_owned();
+                            self.apply_ctx(&nm, cx);
+                        }
+                    }
                 }
                 None => {
                     self.events.push(

@@ -190,6 +190,11 @@ pub struct InstanceConfig {
     /// Preemption delay after startup, centiseconds.
     #[serde(default)]
     pub preempt_delay_cs: u32,
+    /// Hold preemption from startup until released
+    /// ([`crate::runtime::Instance::hold_preempt`]): a node of a stateful
+    /// pair first copies the master's stores.
+    #[serde(default)]
+    pub hold_preempt: bool,
     /// Accept mode.
     #[serde(default = "yes")]
     pub accept: bool,
@@ -316,6 +321,7 @@ impl InstanceConfig {
             adver_int_cs: self.advert_interval_cs,
             preempt: self.preempt,
             preempt_delay_cs: self.preempt_delay_cs,
+            hold_preempt: self.hold_preempt,
             accept: self.accept,
         }
     }

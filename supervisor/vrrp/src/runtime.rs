@@ -127,6 +127,9 @@ pub struct Status {
     pub errors: BTreeMap<String, u64>,
     /// The last such failure, in words.
     pub last_error: Option<String>,
+    /// Preemption held until this node has copied the master's stores.
+    #[serde(default)]
+    pub preempt_held: bool,
 }
 
 impl std::fmt::Display for Status {
@@ -155,12 +158,16 @@ impl std::fmt::Display for Status {
         if let Some(e) = &self.last_error {
             write!(f, ", last error: {e}")?;
         }
+        if self.preempt_held {
+            write!(f, ", preemption held until the backup hook has succeeded")?;
+        }
         Ok(())
     }
 }
 
 enum Command {
     Tracker(String, Health),
+    HoldPreempt(bool),
     Stop(oneshot::Sender<()>),
 }
 
@@ -178,6 +185,7 @@ impl std::fmt::Debug for Command {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Command::Tracker(n, h) => write!(f, "Tracker({n}, {h})"),
+            Command::HoldPreempt(h) => write!(f, "HoldPreempt({h})"),
             Command::Stop(_) => f.write_str("Stop"),
         }
     }
@@ -250,6 +258,7 @@ impl Instance {
             dropped: BTreeMap::new(),
             errors: BTreeMap::new(),
             last_error: None,
+            preempt_held: cfg.hold_preempt,
         };
         let (status_tx, status_rx) = watch::channel(status.clone());
         let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
@@ -333,6 +342,13 @@ impl Instance {
     pub async fn set_tracker(&self, name: &str, health: Health) -> Result<(), RuntimeError> {
         self.cmd
             .send(Command::Tracker(name.to_string(), health))
+            .map_err(|_| RuntimeError::Gone(self.name.clone()))
+    }
+
+    /// Hold or release preemption (see [`crate::state::Event::HoldPreempt`]).
+    pub async fn hold_preempt(&self, held: bool) -> Result<(), RuntimeError> {
+        self.cmd
+            .send(Command::HoldPreempt(held))
             .map_err(|_| RuntimeError::Gone(self.name.clone()))
     }
 
@@ -499,6 +515,9 @@ impl Task {
                     Some(Command::Tracker(name, health)) => {
                         self.verdicts.insert(name, health);
                         self.reevaluate().await;
+                    }
+                    Some(Command::HoldPreempt(held)) => {
+                        self.step(Event::HoldPreempt(held)).await;
                     }
                     Some(Command::Stop(ack)) => {
                         self.step(Event::Shutdown).await;
@@ -696,10 +715,11 @@ impl Task {
     }
 
     fn publish(&mut self) {
-        let (state, priority, master) = {
+        let (state, priority, master, held) = {
             let m = self.machine();
-            (m.state(), m.priority(), m.master())
+            (m.state(), m.priority(), m.master(), m.preempt_held())
         };
+        self.status.preempt_held = held;
         self.status.state = state;
         self.status.priority = priority;
         self.status.master = master;
@@ -742,6 +762,7 @@ mod tests {
             dropped,
             errors: BTreeMap::new(),
             last_error: None,
+            preempt_held: false,
         };
         let line = s.to_string();
         for part in [

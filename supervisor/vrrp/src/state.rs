@@ -28,6 +28,10 @@ pub struct Params {
     pub preempt: bool,
     /// Centiseconds after startup during which a backup does not preempt.
     pub preempt_delay_cs: u32,
+    /// Start with preemption held until [`Event::HoldPreempt`]`(false)`
+    /// (extension: a node of a stateful pair copies the master's stores
+    /// before it may take over).
+    pub hold_preempt: bool,
     /// Accept_Mode: whether a non-owner master accepts packets for the addresses.
     pub accept: bool,
 }
@@ -85,6 +89,10 @@ pub enum Event {
         /// Advertised interval in centiseconds.
         max_adver_int: u16,
     },
+    /// Hold (true) or release preemption: while held, a backup treats a
+    /// lower-priority master like a higher one (it never preempts it);
+    /// a master that is gone is still replaced after Master_Down_Interval.
+    HoldPreempt(bool),
     /// The trackers changed the effective priority or the fault condition.
     Priority {
         /// New effective priority, 1..=255.
@@ -190,6 +198,7 @@ pub struct Machine {
     master_adver_int_cs: u16,
     master: Option<IpAddr>,
     preempt_armed: bool,
+    preempt_held: bool,
 }
 
 impl Machine {
@@ -197,6 +206,7 @@ impl Machine {
     /// (the tie-breaker of §6.4.3); `priority` the effective priority (1..=255).
     pub fn new(params: Params, local: IpAddr, priority: u8, fault: Option<String>) -> Self {
         let master_adver_int_cs = params.adver_int_cs;
+        let preempt_held = params.hold_preempt;
         Machine {
             params,
             local,
@@ -206,7 +216,13 @@ impl Machine {
             master_adver_int_cs,
             master: None,
             preempt_armed: false,
+            preempt_held,
         }
+    }
+
+    /// Whether preemption is held (see [`Event::HoldPreempt`]).
+    pub fn preempt_held(&self) -> bool {
+        self.preempt_held
     }
 
     /// Current state.
@@ -248,6 +264,7 @@ impl Machine {
     pub fn step(mut self, event: Event) -> (Machine, Vec<Action>) {
         let mut actions = Vec::new();
         match (self.state, event) {
+            (_, Event::HoldPreempt(held)) => self.preempt_held = held,
             (_, Event::Priority { priority, fault }) => {
                 self.on_priority(priority.max(1), fault, &mut actions);
             }
@@ -372,7 +389,7 @@ impl Machine {
             ));
             return;
         }
-        let preempt = self.params.preempt && self.preempt_armed;
+        let preempt = self.params.preempt && self.preempt_armed && !self.preempt_held;
         if !preempt || priority >= self.priority {
             self.master_adver_int_cs = int_cs;
             self.master = Some(src);

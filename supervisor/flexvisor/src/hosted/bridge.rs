@@ -82,6 +82,9 @@ pub enum ToHosted {
     Services(Vec<ServiceReport>),
     /// Stop the VRRP instances (priority 0); answered when done.
     StopVrrp(std_mpsc::Sender<()>),
+    /// The node's backup hook succeeded (its stores are copies of the
+    /// master's): instances that hold preemption may preempt from now on.
+    ReleasePreempt,
     /// Reload: run these instances from now on (removed or changed ones
     /// stopped with priority 0, added or changed ones started); answered
     /// with a summary for the event log.
@@ -343,6 +346,7 @@ async fn run(mut plan: Plan, mut rx: mpsc::UnboundedReceiver<ToHosted>, out: Out
         ));
     }
     let mut last_trackers: BTreeMap<(String, String), Health> = BTreeMap::new();
+    let mut preempt_released = false;
     let mut last_vip: Option<(HStatus, String)> = None;
     let mut tick = tokio::time::interval(Duration::from_millis(500));
     loop {
@@ -434,7 +438,12 @@ async fn run(mut plan: Plan, mut rx: mpsc::UnboundedReceiver<ToHosted>, out: Out
                                 .collect();
                             let name = cfg.name.clone();
                             match Instance::start(cfg.clone(), verdicts, ttx.clone()).await {
-                                Ok(i) => instances.push(i),
+                                Ok(i) => {
+                                    if preempt_released {
+                                        let _ = i.hold_preempt(false).await;
+                                    }
+                                    instances.push(i);
+                                }
                                 Err(e) => {
                                     let m = format!("instance {name} cannot start: {e}");
                                     out.vrrp(VrrpMsg::Console(m.clone()));
@@ -455,6 +464,12 @@ async fn run(mut plan: Plan, mut rx: mpsc::UnboundedReceiver<ToHosted>, out: Out
                         )
                     };
                     let _ = ack.send(msg);
+                }
+                Some(ToHosted::ReleasePreempt) => {
+                    preempt_released = true;
+                    for i in &instances {
+                        let _ = i.hold_preempt(false).await;
+                    }
                 }
                 Some(ToHosted::StopVrrp(ack)) => {
                     for i in instances.drain(..) {

@@ -395,6 +395,13 @@ fn instance_config(
         advert_interval_cs: v.advert_interval_cs,
         preempt: v.preempt,
         preempt_delay_cs: v.preempt_delay_s.saturating_mul(100),
+        // A pair with a backup hook (db-/redis-demote) has stores the
+        // node copies from the master: it preempts only once that hook has
+        // succeeded since boot, never with stale or empty stores.
+        hold_preempt: node
+            .hooks
+            .as_ref()
+            .is_some_and(|h| h.backup.as_deref().is_some_and(|c| !c.trim().is_empty())),
         accept: v.accept,
         addresses: vec![VirtualAddress {
             addr: v.address,

@@ -30,6 +30,8 @@ pub struct VrrpSub {
     /// though `master` starts false, so a db node booting as backup runs
     /// its demote hook (read_only on, Redis replica of the peer).
     reported: bool,
+    /// Held preemption released (after the first successful backup hook).
+    released: bool,
 }
 
 impl VrrpSub {
@@ -46,6 +48,7 @@ impl VrrpSub {
             states: BTreeMap::new(),
             master: false,
             reported: false,
+            released: false,
         }
     }
 
@@ -88,6 +91,18 @@ impl Subsystem for VrrpSub {
                         cx.set_master = Some(master);
                     }
                 }
+            }
+        }
+    }
+    fn on_hook_succeeded(&mut self, role: crate::hooks::Role, cx: &mut SubsystemCtx) {
+        let held = self.statuses().iter().any(|s| s.preempt_held);
+        if role == crate::hooks::Role::Backup && !self.released && held {
+            self.released = true;
+            if self.to_hosted.send(ToHosted::ReleasePreempt).is_ok() {
+                cx.events.push(
+                    "preemption released: the backup hook has copied the master's stores"
+                        .to_owned(),
+                );
             }
         }
     }

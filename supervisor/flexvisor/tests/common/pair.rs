@@ -64,6 +64,9 @@ pub fn node(i: usize) -> chassis::NodeConfig {
     let mut n = chassis::node::resolve(&loaded.profile, 7, None).unwrap();
     assert!(!n.active_services.is_empty());
     n.hostname = format!("pair-{i}");
+    // The profile's proxy hooks (redis-promote/-demote) are not installed
+    // here; tests that need hooks set their own.
+    n.hooks = None;
     n.health.raid_arrays = Vec::new();
     n.health.metrics_port = 9100;
     n.vips = vec![chassis::node::VipConfig {

@@ -77,6 +77,7 @@ fn parse_args(args: Vec<String>) -> Result<Option<Opts>, String> {
         advert_interval_cs: 100,
         preempt: true,
         preempt_delay_cs: 0,
+        hold_preempt: false,
         accept: true,
         addresses: Vec::new(),
         unicast_peers: Vec::new(),

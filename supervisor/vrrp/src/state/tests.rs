@@ -11,6 +11,7 @@ fn params() -> Params {
         adver_int_cs: 100,
         preempt: true,
         preempt_delay_cs: 0,
+        hold_preempt: false,
         accept: true,
     }
 }
@@ -160,6 +161,38 @@ fn preempt_delay_defers_preemption_until_it_expires() {
     assert!(a.is_empty());
     let (_, a) = m.step(advert("10.0.0.9", 100));
     assert!(a.is_empty());
+}
+
+#[test]
+fn held_preemption_waits_for_release_but_a_dead_master_is_still_replaced() {
+    let mut p = params();
+    p.hold_preempt = true;
+    let (m, _) = Machine::new(p, ip("10.0.0.2"), 200, None).step(Event::Startup);
+    assert!(m.preempt_held());
+    // A lower-priority master is accepted while held: the timer restarts.
+    let (m, a) = m.step(advert("10.0.0.9", 100));
+    assert!(
+        matches!(a[..], [Action::SetTimer(Timer::MasterDown, _)]),
+        "{a:?}"
+    );
+    assert_eq!(m.master(), Some(ip("10.0.0.9")));
+    // Released (the node has copied the master's stores): it preempts.
+    let (m, a) = m.step(Event::HoldPreempt(false));
+    assert!(a.is_empty() && !m.preempt_held());
+    let (m, a) = m.step(advert("10.0.0.9", 100));
+    assert!(
+        a.is_empty(),
+        "lower priority advert must not reset the timer: {a:?}"
+    );
+    let (m, _) = m.step(Event::TimerExpired(Timer::MasterDown));
+    assert_eq!(m.state(), State::Master);
+
+    // Held, with no master at all: Master_Down_Interval still makes it master.
+    let mut p = params();
+    p.hold_preempt = true;
+    let (m, _) = Machine::new(p, ip("10.0.0.2"), 200, None).step(Event::Startup);
+    let (m, _) = m.step(Event::TimerExpired(Timer::MasterDown));
+    assert_eq!(m.state(), State::Master);
 }
 
 #[test]

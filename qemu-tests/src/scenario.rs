@@ -840,8 +840,7 @@ pub fn service_names(report: &serde_json::Value) -> Vec<String> {
         .unwrap_or_default()
 }
 
-/// Run one scenario; progress lines go to `progress`.
-/// Run one scenario. `shared`: the chassis the previous scenario left
+/// Run one scenario; progress lines go to `progress`. `shared`: the chassis the previous scenario left
 /// running, taken when this one's nodes are all in it; on a PASS this
 /// scenario's chassis is left there for the next one.
 pub fn run(
@@ -863,11 +862,10 @@ pub fn run(
         chassis: None,
         missing: None,
         boot_marks: std::collections::BTreeMap::new(),
-        offered: if cfg.fresh { None } else { shared.take() },
+        // With --fresh nothing is offered: a chassis left over powers off now.
+        offered: shared.take().filter(|_| !cfg.fresh),
         reused: None,
     };
-    // With --fresh nothing is offered: the one left over powers off now.
-    *shared = None;
     ctx.step(&format!("start ({})", scenario.about));
     let outcome = match (scenario.body)(&mut ctx) {
         Ok(o) => o,

@@ -46,6 +46,16 @@ pub struct HookSet {
     pub timeout: Duration,
 }
 
+impl From<&chassis::node::HookConfig> for HookSet {
+    fn from(h: &chassis::node::HookConfig) -> Self {
+        HookSet {
+            master: h.master.clone(),
+            backup: h.backup.clone(),
+            timeout: Duration::from_secs(u64::from(h.timeout_s)),
+        }
+    }
+}
+
 impl HookSet {
     pub fn command(&self, role: Role) -> Option<&str> {
         match role {

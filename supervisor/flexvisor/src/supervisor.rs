@@ -982,11 +982,7 @@ impl Supervisor {
             .node
             .as_ref()
             .and_then(|n| n.hooks.as_ref())
-            .map(|h| HookSet {
-                master: h.master.clone(),
-                backup: h.backup.clone(),
-                timeout: Duration::from_secs(u64::from(h.timeout_s)),
-            })
+            .map(HookSet::from)
     }
 
     /// Feed the hook machine and execute what it asks, including the

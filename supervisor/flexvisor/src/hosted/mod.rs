@@ -398,10 +398,11 @@ fn instance_config(
         // A pair with a backup hook (db-/redis-demote) has stores the
         // node copies from the master: it preempts only once that hook has
         // succeeded since boot, never with stale or empty stores.
-        hold_preempt: node
-            .hooks
-            .as_ref()
-            .is_some_and(|h| h.backup.as_deref().is_some_and(|c| !c.trim().is_empty())),
+        hold_preempt: node.hooks.as_ref().is_some_and(|h| {
+            crate::hooks::HookSet::from(h)
+                .command(crate::hooks::Role::Backup)
+                .is_some()
+        }),
         accept: v.accept,
         addresses: vec![VirtualAddress {
             addr: v.address,
